@@ -1,0 +1,47 @@
+/* ops_elem.c - PLACEHOLDER: to be replaced by the real implementation of these ops. */
+#include "ops.h"
+
+void op_add_forward(TapeNode *node) { (void)node; UL_CHECK(0, "op add forward: not implemented"); }
+void op_add_backward(TapeNode *node) { (void)node; UL_CHECK(0, "op add backward: not implemented"); }
+void op_add_forward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op add forward_ref: not implemented"); }
+void op_add_backward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op add backward_ref: not implemented"); }
+void op_sub_forward(TapeNode *node) { (void)node; UL_CHECK(0, "op sub forward: not implemented"); }
+void op_sub_backward(TapeNode *node) { (void)node; UL_CHECK(0, "op sub backward: not implemented"); }
+void op_sub_forward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op sub forward_ref: not implemented"); }
+void op_sub_backward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op sub backward_ref: not implemented"); }
+void op_mul_forward(TapeNode *node) { (void)node; UL_CHECK(0, "op mul forward: not implemented"); }
+void op_mul_backward(TapeNode *node) { (void)node; UL_CHECK(0, "op mul backward: not implemented"); }
+void op_mul_forward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op mul forward_ref: not implemented"); }
+void op_mul_backward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op mul backward_ref: not implemented"); }
+void op_scale_forward(TapeNode *node) { (void)node; UL_CHECK(0, "op scale forward: not implemented"); }
+void op_scale_backward(TapeNode *node) { (void)node; UL_CHECK(0, "op scale backward: not implemented"); }
+void op_scale_forward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op scale forward_ref: not implemented"); }
+void op_scale_backward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op scale backward_ref: not implemented"); }
+void op_add_bcast_forward(TapeNode *node) { (void)node; UL_CHECK(0, "op add_bcast forward: not implemented"); }
+void op_add_bcast_backward(TapeNode *node) { (void)node; UL_CHECK(0, "op add_bcast backward: not implemented"); }
+void op_add_bcast_forward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op add_bcast forward_ref: not implemented"); }
+void op_add_bcast_backward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op add_bcast backward_ref: not implemented"); }
+void op_mul_bcast_forward(TapeNode *node) { (void)node; UL_CHECK(0, "op mul_bcast forward: not implemented"); }
+void op_mul_bcast_backward(TapeNode *node) { (void)node; UL_CHECK(0, "op mul_bcast backward: not implemented"); }
+void op_mul_bcast_forward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op mul_bcast forward_ref: not implemented"); }
+void op_mul_bcast_backward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op mul_bcast backward_ref: not implemented"); }
+void op_relu_forward(TapeNode *node) { (void)node; UL_CHECK(0, "op relu forward: not implemented"); }
+void op_relu_backward(TapeNode *node) { (void)node; UL_CHECK(0, "op relu backward: not implemented"); }
+void op_relu_forward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op relu forward_ref: not implemented"); }
+void op_relu_backward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op relu backward_ref: not implemented"); }
+void op_silu_forward(TapeNode *node) { (void)node; UL_CHECK(0, "op silu forward: not implemented"); }
+void op_silu_backward(TapeNode *node) { (void)node; UL_CHECK(0, "op silu backward: not implemented"); }
+void op_silu_forward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op silu forward_ref: not implemented"); }
+void op_silu_backward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op silu backward_ref: not implemented"); }
+void op_gelu_tanh_forward(TapeNode *node) { (void)node; UL_CHECK(0, "op gelu_tanh forward: not implemented"); }
+void op_gelu_tanh_backward(TapeNode *node) { (void)node; UL_CHECK(0, "op gelu_tanh backward: not implemented"); }
+void op_gelu_tanh_forward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op gelu_tanh forward_ref: not implemented"); }
+void op_gelu_tanh_backward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op gelu_tanh backward_ref: not implemented"); }
+void op_dropout_forward(TapeNode *node) { (void)node; UL_CHECK(0, "op dropout forward: not implemented"); }
+void op_dropout_backward(TapeNode *node) { (void)node; UL_CHECK(0, "op dropout backward: not implemented"); }
+void op_dropout_forward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op dropout forward_ref: not implemented"); }
+void op_dropout_backward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op dropout backward_ref: not implemented"); }
+void op_weighted_sum_forward(TapeNode *node) { (void)node; UL_CHECK(0, "op weighted_sum forward: not implemented"); }
+void op_weighted_sum_backward(TapeNode *node) { (void)node; UL_CHECK(0, "op weighted_sum backward: not implemented"); }
+void op_weighted_sum_forward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op weighted_sum forward_ref: not implemented"); }
+void op_weighted_sum_backward_ref(TapeNode *node) { (void)node; UL_CHECK(0, "op weighted_sum backward_ref: not implemented"); }
