@@ -35,6 +35,10 @@ typedef struct Tape {
     bool training;                 /* BatchNorm uses batch statistics and updates running ones; dropout is on */
     bool record;                   /* record nodes and give outputs gradients (false: forward only) */
     bool use_ref;                  /* run the naive _ref twins instead of the fast kernels (tests) */
+    /* Sums n doubles in place across the data-parallel ranks (a collective: every rank's tape makes the same
+       calls in the same order). NULL: one process. BatchNorm uses it to compute statistics over the global
+       batch, so that training does not depend on the number of ranks. */
+    void (*allreduce_sum)(double *buf, size_t n);
 } Tape;
 
 void tape_init(Tape *t, Arena *arena, int max_nodes);
