@@ -153,7 +153,11 @@ typedef enum ResumeMode { RESUME_AUTO, RESUME_NEVER, RESUME_COUNT } ResumeMode; 
     X(unlearn, l1, DOUBLE, "5e-4", 0, 1e9, 0, "l1: sparsity penalty strength")                                        \
     X(unlearn, scrub_kd_t, DOUBLE, "4", 0, 1e6, CFG_OPEN_MIN, "scrub: distillation temperature")                      \
     X(unlearn, scrub_msteps, INT, "2", 0, 1000000000, 0, "scrub: epochs with a max (forget) pass")                    \
-    X(unlearn, bt_temperature, DOUBLE, "1", 0, 1e6, CFG_OPEN_MIN, "bt: bad-teacher temperature")
+    X(unlearn, bt_temperature, DOUBLE, "1", 0, 1e6, CFG_OPEN_MIN, "bt: bad-teacher temperature")               \
+    X(unlearn, scrub_gamma, DOUBLE, "0.99", 0, 1e9, 0, "scrub: weight of CE in the min steps")                     \
+    X(unlearn, scrub_alpha, DOUBLE, "0.001", 0, 1e9, 0, "scrub: weight of KL_T in the min steps")                  \
+    X(unlearn, beta1, DOUBLE, "0.9", 0, 1, CFG_OPEN_MAX, "Adam beta1")                                             \
+    X(unlearn, beta2, DOUBLE, "0.999", 0, 1, CFG_OPEN_MAX, "Adam beta2")
 
 #define CFG_KEYS_EVAL(X)                                                                                              \
     X(eval, rt_checkpoint, STRING, "\"\"", 0, 0, 0, "retrained (RT) model to compare with; empty = none")             \
