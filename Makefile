@@ -49,6 +49,9 @@ all: $(BUILD)/unlearn
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+# Provenance baked into every report: git describe and the compile flags.
+GIT_DESCRIBE := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/obj/report.o: ALL_CFLAGS += -DUL_GIT_DESCRIBE='"$(GIT_DESCRIBE)"' -DUL_BUILD_FLAGS='"$(strip $(CFLAGS) $(SANITIZE))"'
 $(BUILD)/obj/dist_mpi.o: src/dist.c $(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 $(BUILD)/obj/dist_serial.o: src/dist.c $(wildcard include/*.h) | $(BUILD)/obj

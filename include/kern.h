@@ -18,6 +18,7 @@ void kern_sgemm_ref(bool trans_a, bool trans_b, int M, int N, int K, float alpha
 
 /* Sets the BLAS and OpenMP thread counts of this process explicitly (n >= 1). */
 void kern_set_threads(int n);
+/* The count last set; the first call without an earlier kern_set_threads sets (and returns) 1. */
 int kern_threads(void);
 /* OpenBLAS build description (for provenance). */
 const char *kern_blas_config(void);

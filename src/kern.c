@@ -9,7 +9,9 @@
 void openblas_set_num_threads(int num_threads);
 char *openblas_get_config(void);
 
-static int g_threads = 1;
+/* 0 until the first kern_set_threads; kern_threads() then sets 1 so that OpenMP's default team size (one
+   thread per core) can never disagree with the thread count the ops size their per-thread scratch for. */
+static int g_threads = 0;
 
 void kern_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc)
@@ -44,6 +46,10 @@ void kern_set_threads(int n)
     omp_set_num_threads(n);
 }
 
-int kern_threads(void) { return g_threads; }
+int kern_threads(void)
+{
+    if (g_threads == 0) kern_set_threads(1);
+    return g_threads;
+}
 
 const char *kern_blas_config(void) { return openblas_get_config(); }

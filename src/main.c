@@ -19,21 +19,22 @@
 #include "config.h"
 #include "data.h"
 #include "dist.h"
+#include "eval.h"
+#include "forget.h"
 #include "info.h"
 #include "kern.h"
 #include "model.h"
+#include "report.h"
+#include "runctl.h"
 #include "split.h"
+#include "train.h"
 
-#define UNLEARN_VERSION "0.1.0"
 
 enum { EXIT_OK = 0, EXIT_BAD_INPUT = 2 };
 
 typedef int (*CommandFn)(int argc, char **argv);
 
 static int cmd_check(int argc, char **argv);
-static int cmd_train(int argc, char **argv);
-static int cmd_forget(int argc, char **argv);
-static int cmd_eval(int argc, char **argv);
 static int cmd_keys(int argc, char **argv);
 
 static const struct Command {
@@ -56,7 +57,7 @@ static const struct Command {
 static void print_usage(FILE *out)
 {
     /* Everything below is printed by rank 0 only. */
-    fprintf(out, "unlearn %s - distributed machine unlearning (SFR-on and baselines)\n\nusage:\n", UNLEARN_VERSION);
+    fprintf(out, "unlearn %s - distributed machine unlearning (SFR-on and baselines)\n\nusage:\n", report_version());
     for (int i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  unlearn %s%s%s\n      %s\n", g_commands[i].name, *g_commands[i].args ? " " : "",
                 g_commands[i].args, g_commands[i].help);
@@ -128,15 +129,6 @@ static Config *job_load(const JobArgs *args, const char *job)
     agree_or_exit(&err);
     kern_set_threads(threads);
     return cfg;
-}
-
-/* COLLECTIVE. parse_job_args (exit on bad usage), then job_load of the one job. */
-static Config *job_setup(int argc, char **argv, JobArgs *args)
-{
-    UlError err = {0};
-    parse_job_args(argc, argv, false, args, &err);
-    agree_or_exit(&err);
-    return job_load(args, args->jobs[0]);
 }
 
 static void job_args_free(JobArgs *args)
@@ -259,26 +251,6 @@ static int cmd_check(int argc, char **argv)
     return EXIT_OK;
 }
 
-/* ---- train, forget, eval ------------------------------------------------------------------------------------- */
-
-/* The job runners arrive with the main-job issue; until then the job is validated and the command refuses. */
-static int not_implemented(int argc, char **argv)
-{
-    JobArgs args;
-    Config *cfg = job_setup(argc, argv, &args);
-    UlError err = {0};
-    ul_error_set(&err, "unlearn %s: not implemented yet (the job %s is valid: `unlearn check` validates it fully)",
-                 argv[0], args.jobs[0]);
-    free(cfg);
-    job_args_free(&args);
-    agree_or_exit(&err);
-    return EXIT_BAD_INPUT;
-}
-
-static int cmd_train(int argc, char **argv) { return not_implemented(argc, argv); }
-static int cmd_forget(int argc, char **argv) { return not_implemented(argc, argv); }
-static int cmd_eval(int argc, char **argv) { return not_implemented(argc, argv); }
-
 /* ---- keys ------------------------------------------------------------------------------------------------ */
 
 static int cmd_keys(int argc, char **argv)
@@ -297,8 +269,9 @@ static int cmd_keys(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    runctl_install_signals(); /* first: a SIGUSR1/SIGTERM from Slurm only sets a flag the loops agree on */
     dist_init(&argc, &argv);
-    kern_set_threads(1); /* explicit until a job's runtime.threads says otherwise (job_setup) */
+    kern_set_threads(1); /* explicit until a job's runtime.threads says otherwise (job_open) */
     UlError err = {0};
     const char *first = argc > 1 ? argv[1] : NULL;
     if (!first) {
@@ -310,7 +283,7 @@ int main(int argc, char **argv)
         dist_exit(EXIT_OK);
     }
     if (strcmp(first, "--version") == 0) {
-        if (dist_rank() == 0) printf("unlearn %s (%s; %s)\n", UNLEARN_VERSION, dist_mpi_library(),
+        if (dist_rank() == 0) printf("unlearn %s (%s; %s)\n", report_version(), dist_mpi_library(),
                                      kern_blas_config());
         dist_exit(EXIT_OK);
     }

@@ -131,7 +131,7 @@ bad "ranks resolve different jobs" \
     $MPIRUN -np 1 env UNLEARN_RANK_TAG=a "$UN" check "$J/env.yaml" : -np 1 env UNLEARN_RANK_TAG=b "$UN" check "$J/env.yaml"
 
 # ---- the command line (argument errors are the same on every rank: one rank suffices) ----
-bad "train not implemented yet" "unlearn train: not implemented yet" $M train "$J/base.yaml"
+bad "train validates its job first" "jobs/type\.yaml:7: unlearn\.iters" $M train "$J/type.yaml"
 bad "forget validates its job first" "jobs/type\.yaml:7: unlearn\.iters" $M forget "$J/type.yaml"
 bad "unknown command" "unknown command 'chek'" "$UN" chek "$J/base.yaml"
 bad "no job file" "unlearn check: missing the job file" "$UN" check
