@@ -8,6 +8,7 @@
  * Backward ACCUMULATES into in[i]->grad wherever in[i] && in[i]->grad; it never overwrites.
  * Nothing here keeps a caller's pointer: dropout's row keys and weighted_sum's weights are copied into the arena.
  */
+#include "fastmath.h"
 #include "ops.h"
 #include "rng.h"
 
@@ -546,48 +547,8 @@ void op_relu_backward_ref(TapeNode *node)
         if (node->in[0]->data[i] > 0.0f) node->in[0]->grad[i] += node->out->grad[i];
 }
 
-/*
- * exp(x) in float without a libm call, so that loops over it vectorise (glibc's vector expf needs -ffast-math,
- * which this project forbids). Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two parts), a
- * polynomial for e^r, then 2^n through the exponent bits: at most ~1 ulp from exp() on [-87, 88]. Inputs are
- * first clamped to [-87, 88] (e^-87 ~ 1.6e-38 stands in for smaller results, e^88 ~ 1.7e38 for larger ones). The
- * clamp works on a monotonic integer key of the float's bits: integer compares cannot trap, so the selects
- * vectorise under the default -ftrapping-math, where float compares would not. A NaN input gives a finite
- * result here; every caller below multiplies by x itself, which carries the NaN through.
- */
-typedef union ElemBits {
-    float f;
-    int32_t i;
-} ElemBits;
-
-static inline float elem_expf(float x)
-{
-    const int32_t klo = (int32_t)0xC2AE0000 ^ 0x7fffffff;  /* key of -87.0f */
-    const int32_t khi = 0x42B00000;                        /* key of 88.0f */
-    ElemBits u = {.f = x};
-    int32_t k = u.i >= 0 ? u.i : u.i ^ 0x7fffffff;
-    k = k < klo ? klo : k;
-    k = k > khi ? khi : k;
-    u.i = k >= 0 ? k : k ^ 0x7fffffff;
-    float xc = u.f;
-    /* n = round(xc / ln2); the +128 bias keeps the value positive, where truncation is floor */
-    int32_t ni = (int32_t)(xc * 1.44269504088896341f + 128.5f) - 128;
-    float n = (float)ni;
-    float r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    ElemBits two_n = {.i = (ni + 127) * (1 << 23)};
-    return p * two_n.f;
-}
-
 /* 1 / (1 + e^-z) */
-static inline float elem_sigmoidf(float z) { return 1.0f / (1.0f + elem_expf(-z)); }
+static inline float elem_sigmoidf(float z) { return 1.0f / (1.0f + fm_expf(-z)); }
 
 /* out = x * sigmoid(x);  d/dx = s (1 + x (1 - s)) with s = sigmoid(x). */
 void op_silu_forward(TapeNode *node)

@@ -6,6 +6,7 @@
  * (unravel one flat index at a time) or accumulate in double, so that tests judging fast against ref are
  * not comparing a loop with itself. Backward ACCUMULATES into in[i]->grad where in[i] && in[i]->grad.
  */
+#include "fastmath.h"
 #include "ops.h"
 #include "kern.h"
 
@@ -87,34 +88,6 @@ static AttnDims attn_dims(const TapeNode *node)
     return d;
 }
 
-/*
- * exp(x) in float for x in [-87, 88] (or NaN, which stays NaN), written so that `omp simd` loops vectorise it:
- * glibc's expf is a scalar call here and took a third of the attention time. Cephes' expf: x = n ln2 + g with
- * |g| <= ln2 / 2 (n rounded by the 1.5 * 2^23 trick), a degree-7 polynomial for exp(g), 2^n built in the
- * exponent bits. Relative error <= 8.1e-8 (1.4 ulp) on [-87, 88]. The caller clamps the argument in a separate
- * loop: GCC 12 does not if-convert a clamp in the same loop body as the bit casts, and leaves it scalar.
- */
-static inline float exp_reduced(float x)
-{
-    float r = x * 1.44269504088896341f + 12582912.0f; /* the low mantissa bits of r now hold round(x / ln2) */
-    float n = r - 12582912.0f;
-    uint32_t rb;
-    memcpy(&rb, &r, sizeof rb);
-    float g = x - n * 0.693359375f; /* ln2 split in two parts for an exact reduction */
-    g = g + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * g + 1.3981999507e-3f;
-    p = p * g + 8.3334519073e-3f;
-    p = p * g + 4.1665795894e-2f;
-    p = p * g + 1.6666665459e-1f;
-    p = p * g + 5.0000001201e-1f;
-    p = p * g * g + g + 1.0f;
-    uint32_t sb = (rb - 0x4B400000u + 127u) << 23; /* 2^n: n + 127 in the exponent field */
-    float s2;
-    memcpy(&s2, &sb, sizeof s2);
-    return p * s2;
-}
-
 /* Row softmax of S [T, T] in place (float, max-subtracted). Arguments below -87 are clamped there (their
    exp, < 1.7e-38, is negligible next to the row maximum's 1); a NaN anywhere in a row makes the row NaN. */
 static void softmax_rows(float *S, int T)
@@ -131,7 +104,7 @@ static void softmax_rows(float *S, int T)
         }
 #pragma omp simd reduction(+ : sum)
         for (int j = 0; j < T; j++) {
-            row[j] = exp_reduced(row[j]);
+            row[j] = fm_expf_reduced(row[j]);
             sum += row[j];
         }
         float inv = 1.0f / sum;
