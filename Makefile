@@ -1,6 +1,7 @@
 # unlearn - distributed SFR-on machine unlearning in C.
 #
 #   make            build build/unlearn (and build/libunlearn.a)
+#   make check      README's test command (what CI runs): `make test`, then the same suite under `make asan`
 #   make test       build everything and run the whole test suite (tests/run_tests.sh)
 #   make bench      run the benchmarks against PyTorch (bench/run_bench.sh)
 #   make asan       build with AddressSanitizer into build-asan/ and run the test suite there
@@ -44,7 +45,7 @@ UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 MPI_TESTS  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/mpi_*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all test bench asan ubsan demo clean deps tests-build
+.PHONY: all check test bench asan ubsan demo clean deps tests-build
 all: $(BUILD)/unlearn
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
@@ -77,6 +78,10 @@ tests-build: $(BUILD)/unlearn $(UNIT_TESTS) $(MPI_TESTS)
 # every unit, MPI and command-line test, and ends with "N passed, M failed".
 test: deps tests-build
 	BUILD=$(BUILD) tests/run_tests.sh
+
+check:
+	$(MAKE) test
+	$(MAKE) asan
 
 bench: deps $(BUILD)/unlearn $(BENCH_BINS)
 	BUILD=$(BUILD) bench/run_bench.sh
