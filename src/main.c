@@ -63,7 +63,9 @@ static void print_usage(FILE *out)
                 g_commands[i].args, g_commands[i].help);
     fprintf(out, "  unlearn --help | --version\n\n"
                  "Run under mpirun/srun for several ranks. --set overrides any job key (`unlearn keys` lists them);\n"
-                 "values are YAML: --set model.hidden=[512,256]. Exit status: 0 ok, 2 bad input, 1 internal error.\n");
+                 "values are YAML: --set model.hidden=[512,256].\n"
+                 "Exit status: 0 ok, 1 internal or I/O error, 2 bad input, 3 stopped by a signal after a complete\n"
+                 "checkpoint (requeue or rerun to resume), 4 NaN/Inf loss (diagnostics in RUN_DIR/nonfinite.json).\n");
 }
 
 /* Agrees err across ranks; on an error every rank exits with EXIT_BAD_INPUT (rank 0 printed the message). */
