@@ -10,7 +10,10 @@
  * conv2d (fast) is im2col + sgemm over chunks of `chunk` samples (chunk sized so that cols stays ~1 MiB):
  *     cols[Cin*kh*kw, nc*Ho*Wo] = im2col(x chunk)
  *     y_s[Cout, Ho*Wo]          = W[Cout, Cin*kh*kw] @ cols         (nc = 1: straight into NCHW y; else via ybuf)
- *   backward, per chunk (cols recomputed: cheaper than keeping B*K*Ho*Wo floats alive):
+ *   backward, per chunk (cols recomputed: cheaper than keeping B*K*Ho*Wo floats alive; measured 2026-11-26 on the
+ *   fmnist-cnn step, batch 128, 2 threads: keeping the forward's cols in the arena for dW made the convs slower,
+ *   forward 101-121 -> 129-130 ms and backward 206-232 -> 237-246 ms over 3 alternating rounds, and raised the arena
+ *   high-water from 243 to 440 MB: the cols then go to DRAM and back, while recomputing them from x stays in L2):
  *     dW  += dy_chunk[Cout, nc*Ho*Wo] @ cols^T
  *     dx  += wflip[Cin, Cout*kh*kw] @ im2col(dy chunk)   stride 1: the "full" conv with the flipped kernel
  *     dx  += col2im(W^T @ dy_chunk)                      otherwise (stride > 1, pad >= kernel)
@@ -394,7 +397,11 @@ typedef struct Conv2dAttr {
 } Conv2dAttr;
 
 /* ~1 MiB: L2-sized. On the fmnist-cnn layers sgemm runs at 85-95% of its square-matrix rate with cols this size
-   and at 60-70% once cols spills to L3 (whole-batch im2col); it also bounds the scratch per conv and thread. */
+   and at 60-70% once cols spills to L3 (whole-batch im2col); it also bounds the scratch per conv and thread.
+   Budgets of 4, 8 and 16 MiB (larger N per sgemm; whole samples instead of row bands for the UNet 256-channel
+   conv) were measured against it on the 4 fmnist-cnn convs at batch 128 and the 2 UNet convs at batch 8, 2 threads
+   (2026-11-26): no difference beyond the noise, neither in wall time on all six nor in CPU time (within +-5%) on fmnist
+   conv2, conv4 and both UNet convs, so the smaller scratch stays. */
 #define CONV_COLS_FLOATS ((size_t)1 << 18)
 
 static int conv_clamp(size_t v, int lo, int hi) { return v < (size_t)lo ? lo : v > (size_t)hi ? hi : (int)v; }
