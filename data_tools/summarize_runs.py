@@ -10,7 +10,8 @@ KL to RT; REPORT#rt takes the RT model's metrics of a run evaluated against RT (
 `unlearn eval` of the original model with eval.rt_checkpoint gives both rows. COST_REPORT (optional) is the report whose run produced the model, when REPORT only evaluated it (e.g. the
 original model: its `unlearn train` report); the row's times come from it (default: REPORT itself).
 
-Columns (percent unless said; "-" where a value does not apply or was not computed):
+Columns (percent unless said; "-" where a value does not apply or was not computed; a column without any value
+is left out):
   FA, RA, TA       accuracy on the forget set, the retain set, the whole test set
   TA-rem           accuracy on the test samples of the classes not forgotten (= TA for non-class splits)
   MIA, MIA-rem     the entropy MIA (members = retain set; non-members = the whole test set / its remaining classes)
@@ -183,6 +184,7 @@ def render(rows, cost_ref, markdown):
             row["speedup"] = ref / c if ref is not None and c else None
             b, rb = row["batches"], cost_ref["batches"]
             row["batch_ratio"] = rb / b if isinstance(b, int) and isinstance(rb, int) and b > 0 else None
+    cols = [c for c in cols if any(row.get(c[1]) is not None for row in rows)]  # a column nobody has: left out
     head = ["method"] + [c[0] for c in cols]
     body = [[str(row["label"])] + [("-" if row.get(k) is None else f.format(row[k])) for _, k, f in cols]
             for row in rows]

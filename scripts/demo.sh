@@ -50,7 +50,7 @@ mkdir -p "$OUT/logs"
 run() {
     local log=$OUT/logs/$1.log t=$SECONDS rc=0; shift
     echo "    \$ $*" | tee "$log"
-    "$@" 2>&1 | tee -a "$log" || rc=$?     # pipefail: the command's status (tee does not fail)
+    "$@" </dev/null 2>&1 | tee -a "$log" || rc=$?   # pipefail: the command's status (tee does not fail)
     printf '%-10s %5ds\n' "$(basename "$log" .log)" $((SECONDS - t)) >>"$OUT/logs/timings.txt"
     if [ "$rc" -ne 0 ]; then echo "demo: '$*' exited $rc (log: $log)" >&2; return "$rc"; fi
 }

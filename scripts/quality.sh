@@ -51,7 +51,7 @@ say() { printf '[quality %5ds] %s\n' $((SECONDS - T0)) "$*"; }
 run() {
     local name=$1 log=$Q/logs/$1.log rc=0; shift
     say "$name: $*"
-    "$@" >"$log" 2>&1 || rc=$?
+    "$@" </dev/null >"$log" 2>&1 || rc=$?
     if [ "$rc" -ne 0 ]; then echo "quality: $name exited $rc; the end of $log:" >&2; tail -20 "$log" >&2; return "$rc"; fi
 }
 job_hash() { "$UL" check "$@" | sed -n 's/.*resolved job sha256 \([0-9a-f]*\).*/\1/p' | head -1; }
