@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/sh_config.sh - `unlearn check` and the command line under mpirun -np 2:
-#   * every jobs/*.yaml passes `unlearn check` as written (all in one call), run from a folder whose data/ holds the
-#     datasets the jobs name (Fashion-MNIST converted from Debian's dataset-fashion-mnist when installed, else
-#     synthetic of the same shape; CIFAR-10 synthetic 3x32x32): one "is valid" line per job (rank 0 only), exit 0;
+#   * every jobs/*.yaml and jobs/*/*.yaml (the demo's and scripts/quality.sh's) passes `unlearn check` as written
+#     (all in one call), run from a folder whose data/ holds the datasets the jobs name (Fashion-MNIST converted
+#     from Debian's dataset-fashion-mnist when installed, else synthetic of the same shape; its 10000-sample
+#     subset and CIFAR-10 synthetic): one "is valid" line per job (rank 0 only), exit 0;
 #   * bad jobs, bad --set, a bad dataset path, a forget class the dataset lacks, ranks that resolve different jobs:
 #     exit 2, exactly one "unlearn: error:" line naming the file and line (or the --set), and no hang;
 #   * bad command lines (one rank). Every config error message itself is unit-tested in tests/test_config.c.
@@ -26,6 +27,8 @@ else
     $PY "$REPO/data_tools/synth.py" --out data/fashion-mnist.h5 --n-train 300 --n-test 50 --classes 10 \
         --channels 1 --size 28 >/dev/null || tu_fail "synth.py failed"
 fi
+$PY "$REPO/data_tools/synth.py" --out data/fashion-mnist-10k.h5 --n-train 10000 --n-test 50 --classes 10 \
+    --channels 1 --size 28 >/dev/null || tu_fail "synth.py (fashion-mnist-10k) failed"
 $PY "$REPO/data_tools/synth.py" --out data/cifar10.h5 --n-train 200 --n-test 50 --classes 10 --channels 3 \
     --size 32 >/dev/null || tu_fail "synth.py (cifar) failed"
 
@@ -45,12 +48,12 @@ bad() {
 }
 
 # ---- the example jobs, as written ----
-jobs=("$REPO"/jobs/*.yaml)
+jobs=("$REPO"/jobs/*.yaml "$REPO"/jobs/*/*.yaml)
 out=$(timeout 120 $MPIRUN -np 2 "$UN" check "${jobs[@]}" 2>&1); rc=$?
 for j in "${jobs[@]}"; do
     n=$(printf '%s\n' "$out" | grep -c "^unlearn check: $j is valid" || true)
-    if [ "$rc" -eq 0 ] && [ "$n" -eq 1 ]; then tu_pass "check $(basename "$j")"; else
-        tu_fail "check $(basename "$j") (exit $rc, 'is valid' seen $n times)"; fi
+    if [ "$rc" -eq 0 ] && [ "$n" -eq 1 ]; then tu_pass "check ${j#"$REPO"/}"; else
+        tu_fail "check ${j#"$REPO"/} (exit $rc, 'is valid' seen $n times)"; fi
 done
 [ "$rc" -eq 0 ] || printf '%s\n' "$out" | tail -15 | sed 's/^/     | /'
 out=$(timeout 120 $MPIRUN -np 2 "$UN" check "$REPO/jobs/fmnist-sfron.yaml" --set unlearn.iters=10 \
