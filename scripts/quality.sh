@@ -34,10 +34,10 @@ Q=runs/quality
 # Class forgetting: jobs/demo/sfron.yaml (K = 5, gamma 1, 2 Fisher batches per set) at alpha0 5 and 10 over 20..50
 # iterations, alpha0 2 and the reference's 25, and the stricter mask gamma 3. (A wider grid on the 3-epoch original
 # is in docs/benchmarks.md; each run here costs ~15 s of unlearning and ~60 s of evaluation against RT.)
-CLASS_GRID=${QUALITY_CLASS_GRID:-5:20 5:30 5:40 5:50 10:20 10:30 10:40 2:50 25:20 5:50:gamma=3}
+CLASS_GRID=${QUALITY_CLASS_GRID-5:20 5:30 5:40 5:50 10:20 10:30 10:40 2:50 25:20 5:50:gamma=3}
 # Random forgetting: jobs/quality/random-sfron.yaml (K = 5, 2 Fisher batches, loss floor 1e-4) over alpha0 at 100
 # iterations, K = 1 and 2 variants, and the reference semantics without the loss floor.
-RANDOM_GRID=${QUALITY_RANDOM_GRID:-5:100 25:100 100:100 200:100 300:100 100:60:forget_freq=1 100:90:forget_freq=2 200:100:loss_floor=0}
+RANDOM_GRID=${QUALITY_RANDOM_GRID-5:100 25:100 100:100 200:100 300:100 100:60:forget_freq=1 100:90:forget_freq=2 200:100:loss_floor=0}
 BASELINES=${QUALITY_BASELINES-ft ga rl salun l1 scrub bt}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 MPIRUN=(mpirun --oversubscribe -np 2 -x OMPI_ALLOW_RUN_AS_ROOT -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
@@ -107,6 +107,15 @@ grid_run() {
     forget "$part/sfron-$tag" "$job" "${sets[@]}" "$@"
     entries+=("$label=$Q/$part/sfron-$tag")
 }
+# references PART: the original and RT of a part (jobs/quality/PART-{train,retrain}.yaml, cached), `unlearn eval`
+# of the one against the other (PART-eval.yaml), and the table's first two entries from them.
+references() {
+    local d=$Q/$1
+    train_cached "$d/train" "jobs/quality/$1-train.yaml"
+    train_cached "$d/retrain" "jobs/quality/$1-retrain.yaml"
+    eval_cached "$d/eval" "jobs/quality/$1-eval.yaml" "$d/train/model.h5" "$d/retrain/model.h5"
+    entries=(Original="$d/eval+$d/train" RT="$d/eval#rt+$d/retrain")
+}
 # targets KIND TABLE_JSON: prints (and writes to targets-KIND.txt) which targets the runs of a part met.
 targets() {
     "$PY" - "$1" "$2" <<'EOF' | tee "$Q/targets-$1.txt"
@@ -159,10 +168,7 @@ if [ "$PART" = class ] || [ "$PART" = all ]; then
         run convert "$PY" data_tools/convert_idx.py --out data/fashion-mnist.h5
     fi
     C=$Q/class
-    train_cached $C/train jobs/quality/class-train.yaml
-    train_cached $C/retrain jobs/quality/class-retrain.yaml
-    eval_cached $C/eval jobs/quality/class-eval.yaml $C/train/model.h5 $C/retrain/model.h5
-    entries=(Original="$C/eval+$C/train" RT="$C/eval#rt+$C/retrain")
+    references class
     for spec in $CLASS_GRID; do
         grid_run class jobs/demo/sfron.yaml "$spec" --set model.checkpoint=$C/train/model.h5 \
             --set eval.rt_checkpoint=$C/retrain/model.h5
@@ -205,10 +211,7 @@ EOF
         "$UL" info "$D10" >/dev/null
     fi
     R=$Q/random
-    train_cached $R/train jobs/quality/random-train.yaml
-    train_cached $R/retrain jobs/quality/random-retrain.yaml
-    eval_cached $R/eval jobs/quality/random-eval.yaml $R/train/model.h5 $R/retrain/model.h5
-    entries=(Original="$R/eval+$R/train" RT="$R/eval#rt+$R/retrain")
+    references random
     for spec in $RANDOM_GRID; do
         grid_run random jobs/quality/random-sfron.yaml "$spec"
     done
