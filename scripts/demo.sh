@@ -7,7 +7,7 @@
 #
 # Steps (the job files are in jobs/demo/; every output under runs/demo/):
 #   1. data/fashion-mnist.h5 from Debian's dataset-fashion-mnist (skipped when present and valid)
-#   2. the original fmnist-cnn: 2 epochs SGD lr 0.05 momentum 0.9 wd 5e-4 batch 128 cosine  -> runs/demo/train/
+#   2. the original fmnist-cnn: 2 epochs SGD lr 0.025 momentum 0.9 wd 5e-4 batch 128 cosine -> runs/demo/train/
 #   3. RT: the same recipe on the retain set (class 9 left out)                               -> runs/demo/retrain/
 #      Both jobs name the class-9 split, so their final evaluation gives the table's Original and RT rows (FA, RA,
 #      TA, MIA). 2 and 3 are cached: skipped when model.h5 exists, is valid and was written by the same resolved
