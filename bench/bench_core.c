@@ -13,6 +13,8 @@
  *              dW = dy[Cout, P] cols^T;  dcols = W^T dy  (the last only when x needs a gradient).
  *   fmnist_step_b128   model "fmnist-cnn" 1x28x28, 10 classes: zero grads, forward, mean cross-entropy,
  *              backward, SGD (lr 0.01, momentum 0.9).
+ *   fmnist_eval_b512   the same model in evaluation mode, forward only (no tape records, BatchNorm on running
+ *              statistics), batch 512: what `unlearn eval` and the end-of-run evaluations do per batch.
  *   dit_s2_step_b8     model "dit" hidden 384, depth 12, 6 heads, patch 2, 4x32x32 (256 tokens), 1000 classes:
  *              zero grads, forward, MSE to a fixed random target over the whole output, backward, AdamW
  *              (lr 1e-4, weight decay 0, DiT's settings).
@@ -379,13 +381,13 @@ static void node_flops(const TapeNode *nd, double *fwd, double *bwd)
     *bwd = *fwd * ngrad;
 }
 
-static double step_flops(const Tape *t)
+static double step_flops(const Tape *t, bool with_backward)
 {
     double total = 0;
     for (int i = 0; i < t->count; i++) {
         double f, b;
         node_flops(&t->nodes[i], &f, &b);
-        total += f + b;
+        total += f + (with_backward ? b : 0.0);
     }
     return total;
 }
@@ -470,6 +472,31 @@ static void prof_step(const Opts *o, StepCtx *s)
     fflush(stdout);
 }
 
+/* forward only, evaluation mode: logits of the batch */
+static void eval_run(void *p)
+{
+    StepCtx *s = p;
+    tape_reset(&s->tape);
+    s->tape.training = false;
+    s->tape.record = false;
+    Tensor *x = tensor_wrap(s->tape.arena, s->x, NULL, 4, s->xshape);
+    s->loss = model_forward(s->m, &s->tape, x, NULL); /* [B, classes] */
+}
+
+static void bench_eval(const Opts *o, const char *name, const ModelSpec *spec, int B)
+{
+    StepCtx s;
+    OptimConfig oc = optim_config_default(OPTIM_SGD);
+    step_init(&s, name, spec, B, &oc);
+    double ms = time_median_ms(eval_run, &s, 1, o->step_reps);
+    float l0 = s.loss->data[0];
+    UL_CHECK(isfinite(l0), "bench %s: non-finite logit %g", name, (double)l0);
+    s.tape.training = true, s.tape.record = true; /* a recorded step, to count the forward's GEMM-like work */
+    step_run(&s);
+    print_case(o, name, ms, step_flops(&s.tape, false), 0);
+    step_free(&s);
+}
+
 static void bench_step(const Opts *o, const char *name, const ModelSpec *spec, int B, const OptimConfig *oc)
 {
     StepCtx s;
@@ -477,7 +504,7 @@ static void bench_step(const Opts *o, const char *name, const ModelSpec *spec, i
     double ms = time_median_ms(step_run, &s, 1, o->step_reps);
     float l0 = s.loss->data[0];
     UL_CHECK(isfinite(l0), "bench %s: non-finite loss %g", name, (double)l0);
-    double flops = step_flops(&s.tape);
+    double flops = step_flops(&s.tape, true);
     print_case(o, name, ms, flops, 0);
     if (o->profile) prof_step(o, &s);
     step_free(&s);
@@ -554,6 +581,10 @@ int main(int argc, char **argv)
         OptimConfig oc = optim_config_default(OPTIM_SGD);
         oc.lr = 0.01, oc.momentum = 0.9;
         bench_step(&o, "fmnist_step_b128", &spec, 128, &oc);
+    }
+    if (group_on(&o, "fmnist") && case_on(&o, "fmnist_eval_b512")) {
+        ModelSpec spec = {.arch = "fmnist-cnn", .in_channels = 1, .height = 28, .width = 28, .num_classes = 10};
+        bench_eval(&o, "fmnist_eval_b512", &spec, 512);
     }
     if (group_on(&o, "dit") && case_on(&o, "dit_s2_step_b8")) {
         ModelSpec spec = {.arch = "dit", .in_channels = 4, .height = 32, .width = 32, .num_classes = 1000,

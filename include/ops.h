@@ -92,6 +92,9 @@ Tensor *op_linear(Tape *t, Tensor *x, Tensor *w, Tensor *b);
 Tensor *op_matmul(Tape *t, Tensor *a, Tensor *b, bool trans_a, bool trans_b);
 /* x [B, Cin, H, W], w [Cout, Cin, kh, kw], b [Cout] or NULL; symmetric zero padding -> [B, Cout, Ho, Wo]. */
 Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *w, Tensor *b, int stride, int pad);
+/* Whether the fast op_conv2d runs a conv of these dims (x [B, Cin, H, W], w [Cout, Cin, kh, kw]) by Winograd
+   F(2x2, 3x3) instead of im2col + sgemm (forward and dx; see src/ops_dense.c). */
+bool op_conv2d_winograd(int Cin, int Cout, int H, int W, int kh, int kw, int stride, int pad);
 /* Zero padding of the last two dims: [B, C, H, W] -> [B, C, H + top + bottom, W + left + right]. */
 Tensor *op_pad2d(Tape *t, Tensor *x, int top, int bottom, int left, int right);
 /* Nearest-neighbour x2: [B, C, H, W] -> [B, C, 2H, 2W]. */

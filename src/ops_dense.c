@@ -4,8 +4,8 @@
  * tape_apply), a fast forward/backward pair and a naive _ref twin pair.
  *
  * Fast kernels: every matrix product goes through kern_sgemm (include/kern.h), always single-threaded inside an
- * OpenMP thread (dense_sgemm, dense_run_items); the other loops are OpenMP loops. kern_set_threads sets the count. The _ref twins are plain loops with double accumulation and never call
- * BLAS. Backward ACCUMULATES into in[i]->grad wherever in[i] and its grad are non-NULL.
+ * OpenMP thread (dense_sgemm, dense_run_items); the other loops are OpenMP loops. kern_set_threads sets the
+ * count. The _ref twins are plain loops with double accumulation and never call BLAS. Backward ACCUMULATES into in[i]->grad wherever in[i] and its grad are non-NULL.
  *
  * conv2d (fast) is im2col + sgemm over chunks of `chunk` samples (chunk sized so that cols stays ~1 MiB):
  *     cols[Cin*kh*kw, nc*Ho*Wo] = im2col(x chunk)
@@ -17,6 +17,8 @@
  *     dW  += dy_chunk[Cout, nc*Ho*Wo] @ cols^T
  *     dx  += wflip[Cin, Cout*kh*kw] @ im2col(dy chunk)   stride 1: the "full" conv with the flipped kernel
  *     dx  += col2im(W^T @ dy_chunk)                      otherwise (stride > 1, pad >= kernel)
+ *   3x3 stride-1 pad-1 convs with >= 8 channels in and out run the forward and the dx conv by Winograd F(2x2, 3x3)
+ *   instead (op_conv2d_winograd; dW stays im2col).
  *   A 1x1 stride-1 unpadded conv uses x itself as cols. For stride-1 convs whose output rows are as long as the
  *   input rows (3x3 pad 1, ...) im2col and col2im are shifted contiguous copies. With several threads the chunks
  *   are spread over OpenMP threads while BLAS runs single-threaded inside each (dense_run_items), each thread with
@@ -24,6 +26,7 @@
  */
 #include "ops.h"
 #include "kern.h"
+#include "winograd.h"
 
 #include <limits.h>
 #include <omp.h>
@@ -394,6 +397,14 @@ typedef struct Conv2dAttr {
     float *ybuf;      /* [nthr][ybuf_n]: [Cout, chunk*P] or [Cin, chunk*H*W] staging; NULL when chunk == 1 */
     float *dwbuf;     /* [nthr][dw_n]: per-thread dW partial sums (nthr > 1 and w needs grad), else NULL */
     float *wflip;     /* [Cin, Cout, kh, kw]: wflip[ci][co][i][j] = w[co][ci][kh-1-i][kw-1-j]; dx_conv */
+    bool wino;        /* forward and dx by Winograd F(2x2, 3x3) (conv_wino_applies); dW stays im2col */
+    int wchunk;       /* samples per Winograd item */
+    size_t wt_n;      /* floats per thread in wv and in wm: 16 * max(Cin, Cout) * wchunk * tiles */
+    float *wv, *wm;   /* [nthr][wt_n]: the transformed input tiles V, the 16 products Mt (winograd.h) */
+    size_t ws_n;      /* floats per thread in ws: wino_scratch_floats(H, W) */
+    float *ws;        /* [nthr][ws_n]: the transforms' scratch */
+    float *wu;        /* [16][Cout][Cin]: the transformed filters of the forward */
+    float *wud;       /* [16][Cin][Cout]: the transformed flipped filters of the dx conv; NULL without dx */
 } Conv2dAttr;
 
 /* ~1 MiB: L2-sized. On the fmnist-cnn layers sgemm runs at 85-95% of its square-matrix rate with cols this size
@@ -403,6 +414,26 @@ typedef struct Conv2dAttr {
    (2026-11-26): no difference beyond the noise, neither in wall time on all six nor in CPU time (within +-5%) on fmnist
    conv2, conv4 and both UNet convs, so the smaller scratch stays. */
 #define CONV_COLS_FLOATS ((size_t)1 << 18)
+
+/*
+ * Winograd F(2x2, 3x3) (include/winograd.h) replaces im2col + sgemm in the forward and in the dx conv of 3x3
+ * stride-1 pad-1 convolutions with at least WINO_MIN_CHANNELS channels in and out (with fewer, the 16 products
+ * have too small a K to pay for the transforms: fmnist-cnn's 1-channel stem stays on im2col), as long as one
+ * sample's transformed tiles fit WINO_MAX_FLOATS. Items are chunks of samples whose V and Mt each stay near
+ * WINO_FLOATS. Measured 2026-11-27 with bench_core --group fmnist, 1 thread, 3 alternating rounds (medians; the
+ * VM's timings wander by +-10% run to run): training step b128 330 -> 301 ms, evaluation forward b512 502 ->
+ * 367 ms against im2col for all four convs; budgets of 2^16 / 2^18 floats gave 291 / 326 ms and 390 / 392 ms.
+ */
+#define WINO_MIN_CHANNELS 8
+#define WINO_FLOATS ((size_t)1 << 17)
+#define WINO_MAX_FLOATS ((size_t)1 << 22)
+
+bool op_conv2d_winograd(int Cin, int Cout, int H, int W, int kh, int kw, int stride, int pad)
+{
+    const int cmax = Cin > Cout ? Cin : Cout;
+    return kh == 3 && kw == 3 && stride == 1 && pad == 1 && Cin >= WINO_MIN_CHANNELS && Cout >= WINO_MIN_CHANNELS &&
+           H >= 1 && W >= 1 && 16 * (double)cmax * (double)wino_cols(H, W) <= (double)WINO_MAX_FLOATS;
+}
 
 static int conv_clamp(size_t v, int lo, int hi) { return v < (size_t)lo ? lo : v > (size_t)hi ? hi : (int)v; }
 
@@ -469,6 +500,14 @@ Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *w, Tensor *b, int stride, int pad)
     }
     int items = conv_nitems(a, a->band, a->Ho), items_dx = dx_conv_used ? conv_nitems(a, a->band_dx, a->H) : 0;
     if (items_dx > items) items = items_dx;
+    a->wino = op_conv2d_winograd(a->Cin, a->Cout, a->H, a->W, a->kh, a->kw, stride, pad);
+    size_t wino_ps = 0; /* floats per sample in each of V and Mt */
+    if (a->wino) {
+        wino_ps = 16 * (size_t)(a->Cin > a->Cout ? a->Cin : a->Cout) * wino_cols(a->H, a->W);
+        a->wchunk = conv_clamp(WINO_FLOATS / wino_ps, 1, per_thread);
+        int witems = (a->B + a->wchunk - 1) / a->wchunk;
+        if (witems > items) items = witems;
+    }
     a->nthr = threads < items ? threads : items;
     size_t nc = (size_t)a->chunk, nt = (size_t)a->nthr;
     size_to_int(ul_mul_size(nc, (size_t)(a->P > HW ? a->P : HW)), "op_conv2d chunk columns");
@@ -487,6 +526,16 @@ Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *w, Tensor *b, int stride, int pad)
         a->dwbuf = arena_alloc(t->arena, ul_mul_size(ul_mul_size(nt, a->dw_n), sizeof(float)));
     }
     if (dx_conv_used) a->wflip = arena_alloc(t->arena, ul_mul_size(w->n, sizeof(float)));
+    if (a->wino) {
+        a->wt_n = ul_mul_size((size_t)a->wchunk, wino_ps);
+        size_to_int(ul_mul_size((size_t)a->wchunk, wino_cols(a->H, a->W)), "op_conv2d winograd columns");
+        a->wv = arena_alloc(t->arena, ul_mul_size(ul_mul_size(nt, a->wt_n), sizeof(float)));
+        a->wm = arena_alloc(t->arena, ul_mul_size(ul_mul_size(nt, a->wt_n), sizeof(float)));
+        a->ws_n = wino_scratch_floats(a->H, a->W);
+        a->ws = arena_alloc(t->arena, ul_mul_size(ul_mul_size(nt, a->ws_n), sizeof(float)));
+        a->wu = arena_alloc(t->arena, ul_mul_size(16 * w->n / 9, sizeof(float)));
+        if (dx_conv_used) a->wud = arena_alloc(t->arena, ul_mul_size(16 * w->n / 9, sizeof(float)));
+    }
     Tensor *y = tensor_new(t->arena, 4, (int[]){a->B, a->Cout, a->Ho, a->Wo}, grad);
     tape_apply(t, OP_CONV2D, y, in, 3, a);
     return y;
@@ -698,9 +747,39 @@ static void conv_forward_item(TapeNode *node, int it, int tid)
                    conv_scratch(a->ybuf, a->ybuf_n, tid));
 }
 
+/*
+ * One Winograd item: out[nc, M, H, W] (=, or += when accumulate) the 3x3 pad-1 conv of in[nc, C, H, W] with the
+ * transformed filters U[16][M][C] (+ bias), for samples [it * wchunk, ...) (in and out point at sample 0).
+ */
+static void conv_wino_item(const Conv2dAttr *a, int it, int tid, const float *U, int M, int C, const float *in,
+                           float *out, bool accumulate, const float *bias)
+{
+    const int s0 = it * a->wchunk, nc = a->B - s0 < a->wchunk ? a->B - s0 : a->wchunk;
+    const size_t HW = (size_t)a->H * a->W, ld = (size_t)nc * wino_cols(a->H, a->W);
+    float *V = a->wv + (size_t)tid * a->wt_n, *Mt = a->wm + (size_t)tid * a->wt_n, *ws = a->ws + (size_t)tid * a->ws_n;
+    wino_input(V, ld, in + (size_t)s0 * C * HW, nc, C, a->H, a->W, ws);
+    for (int xi = 0; xi < 16; xi++)
+        dense_sgemm(false, false, M, (int)ld, C, 1.0f, U + (size_t)xi * M * C, C, V + (size_t)xi * C * ld, (int)ld,
+                    0.0f, Mt + (size_t)xi * M * ld, (int)ld);
+    wino_output(out + (size_t)s0 * M * HW, Mt, ld, nc, M, a->H, a->W, accumulate, bias, ws);
+}
+
+static void conv_wino_forward_item(TapeNode *node, int it, int tid)
+{
+    const Conv2dAttr *a = node->attr;
+    const Tensor *b = node->in[2];
+    conv_wino_item(a, it, tid, a->wu, a->Cout, a->Cin, node->in[0]->data, node->out->data, false,
+                   b ? b->data : NULL);
+}
+
 void op_conv2d_forward(TapeNode *node)
 {
     const Conv2dAttr *a = node->attr;
+    if (a->wino) {
+        wino_filter(a->wu, node->in[1]->data, a->Cout, a->Cin);
+        dense_run_items(node, (a->B + a->wchunk - 1) / a->wchunk, a->nthr, conv_wino_forward_item);
+        return;
+    }
     dense_run_items(node, conv_nitems(a, a->band, a->Ho), a->nthr, conv_forward_item);
 }
 
@@ -756,6 +835,13 @@ static void conv_dx_conv_item(TapeNode *node, int it, int tid)
     conv_im2col(&a->gd, node->out->grad + (size_t)s0 * a->Cout * a->P, nc, r0, nr, cols);
     conv_gemm_nchw(a->Cin, a->Kd, a->wflip, cols, nc, HW, r0 * a->W, nr * a->W,
                    node->in[0]->grad + (size_t)s0 * a->Cin * HW, true, NULL, conv_scratch(a->ybuf, a->ybuf_n, tid));
+}
+
+/* dx += the Winograd conv of dy with the flipped kernel (a 3x3 pad-1 conv too). */
+static void conv_wino_dx_item(TapeNode *node, int it, int tid)
+{
+    const Conv2dAttr *a = node->attr;
+    conv_wino_item(a, it, tid, a->wud, a->Cin, a->Cout, node->out->grad, node->in[0]->grad, true, NULL);
 }
 
 /* dx of a whole chunk: pointwise dx_s += W^T @ dy_s, else per band cols = W^T @ dy and col2im. Whole chunks per
@@ -817,7 +903,12 @@ void op_conv2d_backward(TapeNode *node)
             for (int ci = 0; ci < a->Cin; ci++)
                 for (int t = 0; t < kk; t++)
                     a->wflip[((size_t)ci * Cout + co) * kk + (kk - 1 - t)] = w->data[((size_t)co * a->Cin + ci) * kk + t];
-        dense_run_items(node, conv_nitems(a, a->band_dx, a->H), a->nthr, conv_dx_conv_item);
+        if (a->wino) {
+            wino_filter(a->wud, a->wflip, a->Cin, Cout);
+            dense_run_items(node, (a->B + a->wchunk - 1) / a->wchunk, a->nthr, conv_wino_dx_item);
+        } else {
+            dense_run_items(node, conv_nitems(a, a->band_dx, a->H), a->nthr, conv_dx_conv_item);
+        }
     } else {
         dense_run_items(node, (a->B + a->chunk - 1) / a->chunk, a->nthr, conv_dx_col2im_item);
     }

@@ -259,11 +259,24 @@ static void test_conv2d(void)
     conv_case("1x1 stride2", 2, 3, 5, 6, 4, 1, 1, 2, 0, false, true, 0);
     conv_case("patch embed k=s=2", 2, 3, 6, 8, 5, 2, 2, 2, 0, true, true, 0);
     conv_case("x without grad", 3, 1, 7, 6, 4, 3, 3, 1, 1, false, false, 0);
+    /* 3x3 pad 1 with >= 8 channels in and out: forward and dx by Winograd F(2x2, 3x3): odd and even H and W (the
+       last tile clipped), a single row and a single column of tiles, x with and without grad */
+    TU_CHECK(op_conv2d_winograd(8, 9, 5, 7, 3, 3, 1, 1) && op_conv2d_winograd(64, 64, 14, 14, 3, 3, 1, 1) &&
+                 !op_conv2d_winograd(1, 32, 28, 28, 3, 3, 1, 1) && !op_conv2d_winograd(8, 8, 9, 9, 3, 3, 2, 1) &&
+                 !op_conv2d_winograd(8, 8, 9, 9, 3, 3, 1, 0) && !op_conv2d_winograd(8, 8, 9, 9, 3, 2, 1, 1),
+             "conv2d: Winograd exactly for 3x3 stride-1 pad-1 convs with >= 8 channels in and out");
+    conv_case("winograd odd", 2, 8, 5, 7, 9, 3, 3, 1, 1, true, true, 0);
+    conv_case("winograd even", 3, 9, 4, 6, 8, 3, 3, 1, 1, false, true, 0);
+    conv_case("winograd one tile row", 2, 8, 1, 3, 8, 3, 3, 1, 1, true, true, 0);
+    conv_case("winograd one tile column", 2, 8, 6, 2, 10, 3, 3, 1, 1, true, true, 0);
+    conv_case("winograd x without grad", 2, 10, 5, 5, 8, 3, 3, 1, 1, true, false, 0);
     /* medium shapes: sgemm blocks for real; 2-sample chunks and a partial last one (B = 3), the one-sample path
        that writes y directly, and (stride 2, B = 23) 20-sample chunks plus a partial one through col2im */
     conv_case("medium chunks", 3, 8, 36, 36, 10, 3, 3, 1, 1, true, true, 1);
     conv_case("medium one-sample", 2, 2, 96, 96, 3, 3, 3, 1, 1, true, true, 1);
     conv_case("medium fmnist-like", 4, 16, 14, 14, 24, 3, 3, 1, 1, false, true, 1);
+    conv_case("medium winograd chunks", 7, 32, 28, 28, 12, 3, 3, 1, 1, true, true, 1); /* 2-sample chunks + 1 */
+    conv_case("medium winograd 64ch", 5, 64, 13, 15, 48, 3, 3, 1, 1, true, true, 1);
     conv_case("medium stride2", 23, 16, 20, 18, 24, 3, 3, 2, 1, true, true, 1);
     conv_case("medium patch k=s=4", 2, 4, 32, 32, 48, 4, 4, 4, 0, true, true, 1);
     conv_case("medium 1x1", 3, 40, 17, 19, 30, 1, 1, 1, 0, true, true, 1);
