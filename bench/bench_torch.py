@@ -116,6 +116,10 @@ def main():
         x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         bench_step(args, "fmnist_step_b128", model, opt, lambda: F.cross_entropy(model(x), y))
+        model.eval()  # fmnist_eval_b512: forward only, BatchNorm on running statistics, no autograd
+        xe = torch.randn(512, 1, 28, 28)
+        with torch.no_grad():
+            emit(args, "fmnist_eval_b512", time_median_ms(lambda: model(xe), 1, args.step_reps))
     if on("dit"):
         model = DiT(4, 32, 32, 2, 384, 12, 6, 1000).train()
         B = 8
