@@ -5,7 +5,8 @@
  *
  * Fast kernels: every matrix product goes through kern_sgemm (include/kern.h), always single-threaded inside an
  * OpenMP thread (dense_sgemm, dense_run_items); the other loops are OpenMP loops. kern_set_threads sets the
- * count. The _ref twins are plain loops with double accumulation and never call BLAS. Backward ACCUMULATES into in[i]->grad wherever in[i] and its grad are non-NULL.
+ * count. The _ref twins are plain loops with double accumulation and never call BLAS. Backward ACCUMULATES into
+ * in[i]->grad wherever in[i] and its grad are non-NULL.
  *
  * conv2d (fast) is im2col + sgemm over chunks of `chunk` samples (chunk sized so that cols stays ~1 MiB):
  *     cols[Cin*kh*kw, nc*Ho*Wo] = im2col(x chunk)
@@ -397,7 +398,7 @@ typedef struct Conv2dAttr {
     float *ybuf;      /* [nthr][ybuf_n]: [Cout, chunk*P] or [Cin, chunk*H*W] staging; NULL when chunk == 1 */
     float *dwbuf;     /* [nthr][dw_n]: per-thread dW partial sums (nthr > 1 and w needs grad), else NULL */
     float *wflip;     /* [Cin, Cout, kh, kw]: wflip[ci][co][i][j] = w[co][ci][kh-1-i][kw-1-j]; dx_conv */
-    bool wino;        /* forward and dx by Winograd F(2x2, 3x3) (conv_wino_applies); dW stays im2col */
+    bool wino;        /* forward and dx by Winograd F(2x2, 3x3) (op_conv2d_winograd); dW stays im2col */
     int wchunk;       /* samples per Winograd item */
     size_t wt_n;      /* floats per thread in wv and in wm: 16 * max(Cin, Cout) * wchunk * tiles */
     float *wv, *wm;   /* [nthr][wt_n]: the transformed input tiles V, the 16 products Mt (winograd.h) */
@@ -756,7 +757,8 @@ static void conv_wino_item(const Conv2dAttr *a, int it, int tid, const float *U,
 {
     const int s0 = it * a->wchunk, nc = a->B - s0 < a->wchunk ? a->B - s0 : a->wchunk;
     const size_t HW = (size_t)a->H * a->W, ld = (size_t)nc * wino_cols(a->H, a->W);
-    float *V = a->wv + (size_t)tid * a->wt_n, *Mt = a->wm + (size_t)tid * a->wt_n, *ws = a->ws + (size_t)tid * a->ws_n;
+    float *V = a->wv + (size_t)tid * a->wt_n, *Mt = a->wm + (size_t)tid * a->wt_n;
+    float *ws = a->ws + (size_t)tid * a->ws_n;
     wino_input(V, ld, in + (size_t)s0 * C * HW, nc, C, a->H, a->W, ws);
     for (int xi = 0; xi < 16; xi++)
         dense_sgemm(false, false, M, (int)ld, C, 1.0f, U + (size_t)xi * M * C, C, V + (size_t)xi * C * ld, (int)ld,
