@@ -38,10 +38,10 @@ Q=runs/quality
 # is in docs/benchmarks.md; each run here costs ~15 s of unlearning and ~60 s of evaluation against RT.)
 CLASS_GRID=${QUALITY_CLASS_GRID-5:20 5:30 5:40 5:50 10:20 10:30 10:40 2:50 25:20 5:50:gamma=3 5:50:seed=1 5:50:seed=2}
 # Random forgetting: jobs/quality/random-sfron.yaml (K = 5, 2 Fisher batches, loss floor 1e-4) over alpha0 at 100
-# iterations, K = 1 and 2 variants, and the reference semantics without the loss floor; alpha0 250 at 3 seeds (of
-# 200, 225 and 250 at 3 seeds each, 250 held the target at the most seeds: docs/benchmarks.md).
-RANDOM_GRID=${QUALITY_RANDOM_GRID-5:100 25:100 100:100 200:100 225:100 250:100 300:100 100:60:forget_freq=1
-100:90:forget_freq=2 200:100:loss_floor=0 250:100:seed=1 250:100:seed=2}
+# iterations, K = 1 and 2 variants, and the reference semantics without the loss floor; alpha0 275 at 3 seeds (of
+# 200-275 at 3 seeds each, 275 is the one whose mean Avg.Gap over the seeds meets the target: docs/benchmarks.md).
+RANDOM_GRID=${QUALITY_RANDOM_GRID-5:100 25:100 100:100 200:100 225:100 250:100 275:100 300:100 100:60:forget_freq=1
+100:90:forget_freq=2 200:100:loss_floor=0 275:100:seed=1 275:100:seed=2}
 BASELINES=${QUALITY_BASELINES-ft ga rl salun l1 scrub bt}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 MPIRUN=(mpirun --oversubscribe -np 2 -x OMPI_ALLOW_RUN_AS_ROOT -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
